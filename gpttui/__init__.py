@@ -1,0 +1,1 @@
+"""gpttui: a terminal training monitor for nanoGPT-style GPT models."""
