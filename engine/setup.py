@@ -18,7 +18,8 @@ import torch
 
 from engine import checkpoint as ckpt
 from engine.config import Config
-from engine.data import BatchSampler, Dataset, PrefetchingLoader, load_dataset
+from engine.batches import BatchSampler, PrefetchingLoader
+from engine.data import DataError, Dataset, load_dataset
 from engine.events import RunStarted
 from engine.flops import FLOPS_FORMULA, flops_per_token, lookup_peak_flops, measure_cpu_peak_flops
 from engine.model import GPT, GPTConfig, padded_vocab_size
@@ -150,6 +151,10 @@ def build_run(config: Config, run_dir: Path, resume: Path | None, log: LogFn) ->
     if not vocab_size:
         vocab_size = padded_vocab_size(dataset.vocab_size)
     log("INFO", f"data: {dataset.description}")
+    try:
+        dataset.tokenizer.encode(config.eval.prompt)
+    except DataError as exc:
+        raise DataError(f"eval.prompt {config.eval.prompt!r} cannot be encoded: {exc}; choose a prompt from the corpus") from None
 
     model_cfg = config.model
     gpt_config = GPTConfig(
