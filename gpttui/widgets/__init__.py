@@ -1,0 +1,1 @@
+"""Widgets of the gpttui app, one per module."""
