@@ -6,14 +6,13 @@ model, optimizer or profiler happens on this thread at a step boundary.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import queue
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -24,7 +23,9 @@ from engine.events import (
     NonFiniteLoss, Pause, RequestParameters, Resume, RunFinished, RunState, SaveCheckpoint,
     SetRequiresGrad, StateChanged, Stop, StepMetrics,
 )
+from engine.inspect import ParameterWatcher
 from engine.metrics import LaggedReader, MetricsLog, StepClock
+from engine.profiling import ProfilerController
 from engine.schedule import learning_rate
 from engine.setup import RunSetup, build_run
 
@@ -32,6 +33,14 @@ log = logging.getLogger(__name__)
 
 USER_ERRORS = (ConfigError, ValueError, ckpt.CheckpointError, FileNotFoundError)
 """Exceptions that describe a problem with the user's input, shown without a traceback."""
+
+
+class StepHook(Protocol):
+    """Work the loop runs around each optimizer step, on the engine thread."""
+
+    def before_step(self, step: int) -> None: ...
+    def after_step(self, step: int) -> None: ...
+    def finish(self, step: int) -> None: ...
 
 
 class StopRun(Exception):
@@ -80,6 +89,8 @@ class Trainer:
         self._last_loss_finite = True
         self._last_saved_step: int | None = None
         self._last_eval_step: int | None = None
+        self.profiler: ProfilerController | None = None
+        self.inspector: ParameterWatcher | None = None
 
     # --- events -------------------------------------------------------------
 
@@ -134,10 +145,20 @@ class Trainer:
         self.emit(self.run.started_event())
         for level, message in messages:
             self.log(level, message)
+        self.profiler = ProfilerController(
+            self.config.profile, self.run_dir, self.run.device, emit=self.emit, log=self.log, set_state=self.set_state
+        )
+        self.inspector = ParameterWatcher(self.run.raw_model, self.run.optimizer, emit=self.emit, log=self.log)
 
     def close(self) -> None:
+        """Save a profile cut short by the end of the run, stop loader threads."""
+        for hook in self._hooks():
+            hook.finish(self.step)
         if self.run is not None:
             self.run.close()
+
+    def _hooks(self) -> list[StepHook]:
+        return [hook for hook in (self.profiler, self.inspector) if hook is not None]
 
     # --- the loop -----------------------------------------------------------
 
@@ -156,7 +177,12 @@ class Trainer:
                     self.evaluate()
                     clock.reset()
                 started = time.perf_counter()
+                hooks = self._hooks()
+                for hook in hooks:
+                    hook.before_step(self.step)
                 loss, grad_norm, lr, data_time = self.train_step()
+                for hook in hooks:
+                    hook.after_step(self.step)
                 self._publish(reader.pop(), clock)
                 reader.push(self.step, loss, grad_norm, lr, data_time)
                 if run.device.type != "cuda":
@@ -319,8 +345,12 @@ class Trainer:
             raise StopRun("stopped", save=command.save)
         if isinstance(command, SaveCheckpoint):
             self.save_checkpoint("manual")
-        elif isinstance(command, (CaptureProfile, RequestParameters, SetRequiresGrad)):
-            self.log("WARNING", f"{type(command).__name__} is not supported by this engine yet")
+        elif isinstance(command, CaptureProfile) and self.profiler is not None:
+            self.profiler.request(command, self.step)
+        elif isinstance(command, RequestParameters) and self.inspector is not None:
+            self.inspector.request(command.watch_every, self.step)
+        elif isinstance(command, SetRequiresGrad) and self.inspector is not None:
+            self.inspector.set_requires_grad(command.name, command.requires_grad, self.step)
 
     def _wait_while_paused(self, clock: StepClock) -> None:
         self.set_state("paused")

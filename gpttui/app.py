@@ -15,10 +15,9 @@ from typing import ClassVar
 
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Container
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 
 from engine.config import Config
 from engine.events import Event, ParameterSnapshot, ProfileCaptured, ProfileStarted, RunFinished, RunStarted, Stop
@@ -32,7 +31,9 @@ from gpttui.widgets.dashboard import Dashboard
 from gpttui.widgets.help_screen import HelpScreen
 from gpttui.widgets.log_view import LogView
 from gpttui.widgets.loss_plot import LossPlot
+from gpttui.widgets.parameter_tree import ParameterInspector
 from gpttui.widgets.plot_grid import PlotGrid
+from gpttui.widgets.profiler_view import ProfilerView
 from gpttui.widgets.status_bar import StatusBar
 
 MAX_EVENTS_PER_POLL = 5000
@@ -137,17 +138,9 @@ class GptTuiApp(RunControls):
             with TabPane("1 Dashboard", id="dashboard"):
                 yield Dashboard(self.view, id="dashboard-body")
             with TabPane("2 Parameters", id="parameters"):
-                with Container(id="parameters-body", classes="placeholder"):
-                    yield Static(
-                        "The model's parameters, buffers and state_dict keys will appear here as a tree, "
-                        "with shapes, dtypes, norms and tied weights.\nPress r to request a snapshot."
-                    )
+                yield ParameterInspector(watch_every=10, id="parameters-body")
             with TabPane("3 Profiler", id="profiler"):
-                with Container(id="profiler-body", classes="placeholder"):
-                    yield Static(
-                        "A profiler summary (top ops by self time, time per phase, peak memory) "
-                        "will appear here.\nPress p to profile the next few steps."
-                    )
+                yield ProfilerView(self.config.profile.steps, id="profiler-body")
             with TabPane("4 Logs", id="logs"):
                 yield LogView(id="log")
             with TabPane("5 Config", id="config"):
@@ -193,6 +186,7 @@ class GptTuiApp(RunControls):
         if self.note_engine_events():
             return
         if any(isinstance(event, RunFinished) for event in events):
+            self.query_one(ProfilerView).show_run_finished()
             self._announce_finish()
 
     def _route(self, events: list[Event]) -> None:

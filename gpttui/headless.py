@@ -119,11 +119,18 @@ def _started_lines(event: RunStarted) -> str:
 
 
 def _profile_lines(event: ProfileCaptured) -> str:
-    lines = [f"profile of steps {event.step}..{event.step + event.steps - 1}: {event.window_ms:.1f} ms, trace {event.trace_path}"]
+    last = event.step + event.steps - 1
+    cut = " (cut short by the end of the run)" if event.partial else ""
+    lines = [f"profile of steps {event.step}..{last}{cut}: {event.window_ms:.1f} ms, trace {event.trace_path}"]
     lines.append("  " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in event.phases))
-    lines.append(f"  {'op':<40} {'calls':>7} {event.time_column:>12} {'total':>12} {'%':>6}")
+    if event.peak_memory_bytes is not None:
+        lines.append(f"  peak memory {format_bytes(event.peak_memory_bytes)}")
+    if event.memory_snapshot_path is not None:
+        lines.append(f"  memory snapshot {event.memory_snapshot_path}")
+    lines.append(f"  {'op':<40} {'calls':>7} {event.time_column:>12} {'total':>12} {'%':>6} {'FLOPs':>7}")
     for row in event.rows:
         lines.append(
-            f"  {row.name[:40]:<40} {row.calls:>7} {row.self_us / 1e3:>10.2f}ms {row.total_us / 1e3:>10.2f}ms {row.percent:>5.1f}%"
+            f"  {row.name[:40]:<40} {row.calls:>7} {row.self_us / 1e3:>10.2f}ms {row.total_us / 1e3:>10.2f}ms "
+            f"{row.percent:>5.1f}% {format_count(row.flops):>7}"
         )
     return "\n".join(lines)

@@ -11,11 +11,15 @@ from collections.abc import Callable
 from typing import Literal
 
 from textual.app import App
+from textual.widgets import TabbedContent
 
-from engine.events import CaptureProfile, Command, Pause, RequestParameters, Resume, SaveCheckpoint, Stop
+from engine.events import (
+    CaptureProfile, Command, Pause, RequestParameters, Resume, SaveCheckpoint, SetRequiresGrad, Stop,
+)
 from gpttui.bridge import EngineHost
 from gpttui.messages import SendCommand
 from gpttui.state import RunView
+from gpttui.widgets.parameter_tree import ParameterInspector
 from gpttui.widgets.quit_dialog import QuitChoice, QuitDialog
 
 PendingRequest = Literal["pausing", "resuming", "stopping"]
@@ -110,8 +114,22 @@ class RunControls(App[int]):
 
     def action_request_parameters(self) -> None:
         if self._require_running("request parameters"):
-            self.send(RequestParameters())
+            self.send(RequestParameters(watch_every=self._parameter_watch_interval()))
             self.notify("Parameter snapshot requested.")
+
+    def _parameter_watch_interval(self) -> int:
+        # While the Parameters tab is shown, keep its periodic refresh going.
+        if self.query_one(TabbedContent).active == "parameters":
+            return self.query_one(ParameterInspector).watch_every
+        return 0
+
+    def on_parameter_inspector_refresh_requested(self, message: ParameterInspector.RefreshRequested) -> None:
+        if not self.view.is_over:
+            self.send(RequestParameters(watch_every=message.watch_every))
+
+    def on_parameter_inspector_freeze_toggled(self, message: ParameterInspector.FreezeToggled) -> None:
+        if self._require_running("freeze or unfreeze parameters"):
+            self.send(SetRequiresGrad(message.name, message.requires_grad))
 
     # --- quitting ------------------------------------------------------------
 
