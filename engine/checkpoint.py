@@ -38,6 +38,9 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file 0600. Keep the previous checkpoint's mode, or use
+        # torch.save's usual 0644; reading the umask would briefly change it for every thread.
+        os.chmod(tmp_name, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         with os.fdopen(fd, "wb") as handle:
             torch.save(state, handle)
             handle.flush()

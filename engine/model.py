@@ -283,6 +283,7 @@ class GPT(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        vocab_limit: int | None = None,
     ) -> torch.Tensor:
         """Sample tokens one at a time and append them to the prompt.
 
@@ -296,6 +297,8 @@ class GPT(nn.Module):
                 distribution and above 1 flattens it. Must be > 0.
             top_k: Sample only among the k most likely tokens (None: all).
             generator: Seeded RNG on idx's device, for reproducible samples.
+            vocab_limit: Sample only ids below this, so the padding entries of
+                a padded vocabulary, which decode to nothing, are never drawn.
 
         Returns:
             Token ids of shape (B, T + max_new_tokens).
@@ -310,6 +313,8 @@ class GPT(nn.Module):
             context = idx[:, -block_size:]  # (B, <= block_size)
             logits, _ = self(context)
             logits = logits[:, -1, :] / temperature  # (B, V)
+            if vocab_limit is not None:
+                logits[:, vocab_limit:] = float("-inf")
             if top_k is not None:
                 kth_best = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
                 logits = logits.masked_fill(logits < kth_best, float("-inf"))

@@ -81,7 +81,8 @@ class RunSetup:
         generator = torch.Generator(device=self.device).manual_seed(self.config.train.seed + step)
         with self.autocast():
             out = self.raw_model.generate(
-                idx, cfg.sample_tokens, temperature=cfg.temperature, top_k=cfg.top_k or None, generator=generator
+                idx, cfg.sample_tokens, temperature=cfg.temperature, top_k=cfg.top_k or None, generator=generator,
+                vocab_limit=self.dataset.vocab_size,
             )
         return tokenizer.decode(out[0, len(prompt_ids):].tolist())
 

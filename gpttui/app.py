@@ -243,7 +243,11 @@ class GptTuiApp(RunControls):
 
     def action_show_tab(self, tab: str) -> None:
         self._tabs.active = tab
-        focus_targets = {"logs": "#log", "config": "#config-view"}
+        # Focus the tab's main widget so arrow keys work at once, without a Tab press first.
+        focus_targets = {
+            "parameters": "#inspector-table", "profiler": "#profiler-ops",
+            "logs": "#log", "config": "#config-view",
+        }
         if tab in focus_targets:
             self.query_one(focus_targets[tab]).focus()
         self.refresh_views()

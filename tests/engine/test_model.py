@@ -320,3 +320,11 @@ def test_generate_rejects_zero_temperature() -> None:
     model = tiny_model()
     with pytest.raises(ValueError, match="temperature"):
         model.generate(torch.zeros(1, 1, dtype=torch.long), 1, temperature=0.0)
+
+
+def test_generate_vocab_limit_excludes_padding() -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=8, vocab_size=64, n_layer=1, n_head=1, n_embd=8)).eval()
+    generator = torch.Generator().manual_seed(0)
+    out = model.generate(torch.zeros(4, 1, dtype=torch.long), 50, generator=generator, vocab_limit=5)
+    assert int(out.max()) < 5
