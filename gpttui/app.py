@@ -36,6 +36,9 @@ from gpttui.widgets.plot_grid import PlotGrid
 from gpttui.widgets.profiler_view import ProfilerView
 from gpttui.widgets.status_bar import StatusBar
 
+PLOT_TICK_S = 0.1
+"""Period of the plot redraw scheduler; each tick redraws at most one plot."""
+
 MAX_EVENTS_PER_POLL = 5000
 """Events applied per drain, so a backlog cannot stall a frame for long."""
 
@@ -111,8 +114,9 @@ class GptTuiApp(RunControls):
             clock: returns the current time in seconds, as event times do; tests pass a fixed one.
             poll_interval: seconds between drains of the host.
             redraw_interval: seconds between redraws of the status bar, latest values and sample.
-            plot_interval: seconds between plot redraws; a plot costs tens of milliseconds to
-                draw (benchmarks/redraw.py), so plots redraw less often than the text.
+            plot_interval: minimum seconds between redraws of one plot. A plot costs tens of
+                milliseconds to draw (benchmarks/redraw.py), so plots redraw less often than the
+                text, and one at a time so key presses are handled between them.
             stop_timeout: seconds to wait for RunFinished after a stop before exiting anyway.
         """
         super().__init__(host, RunView(run_name), clock=clock, stop_timeout=stop_timeout)
@@ -156,7 +160,7 @@ class GptTuiApp(RunControls):
         logging.getLogger().addHandler(self.log_capture)
         self.set_interval(self.poll_interval, self.poll_engine, name="poll-engine")
         self.set_interval(self.redraw_interval, lambda: self.refresh_views(plots=False), name="redraw")
-        self.set_interval(self.plot_interval, self.refresh_views, name="redraw-plots")
+        self.set_interval(PLOT_TICK_S, self._redraw_one_plot, name="redraw-plots")
         self.refresh_views()
 
     def on_unmount(self) -> None:
@@ -232,6 +236,10 @@ class GptTuiApp(RunControls):
                 self._plots_version = self.view.version
                 self._dashboard.show_plots()
 
+    def _redraw_one_plot(self) -> None:
+        if self._widgets_attached() and self._tabs.active == "dashboard":
+            self._dashboard.show_one_plot(time.monotonic(), self.plot_interval)
+
     def watch_run_state(self) -> None:
         self.show_status()
 
@@ -250,7 +258,8 @@ class GptTuiApp(RunControls):
         }
         if tab in focus_targets:
             self.query_one(focus_targets[tab]).focus()
-        self.refresh_views()
+        # Plots show their cached figures at once; the plot scheduler brings them up to date.
+        self.refresh_views(plots=False)
 
     def action_toggle_log_scale(self) -> None:
         plot = self.query_one(LossPlot)

@@ -86,3 +86,18 @@ class Dashboard(Widget):
         """Repaint the shown plots whose data changed since they were drawn."""
         for plot in self.query_one(PlotGrid).visible_plots():
             plot.redraw_if_changed()
+
+    def show_one_plot(self, now: float, min_interval: float) -> None:
+        """Repaint the changed plot drawn longest ago, if that was at least `min_interval` seconds ago.
+
+        One plot per call keeps each pause of the event loop to a single figure
+        (tens of milliseconds), so key presses are handled between figures.
+        """
+        due = [
+            plot for plot in self.query_one(PlotGrid).visible_plots()
+            if plot.has_changes() and now - plot.last_redraw >= min_interval
+        ]
+        if due:
+            plot = min(due, key=lambda candidate: candidate.last_redraw)
+            plot.last_redraw = now
+            plot.request_redraw()

@@ -43,10 +43,10 @@ class LossPlot(MetricPlot):
         return (*super().plot_key(), self.log_scale, self.show_ema)
 
     def watch_log_scale(self) -> None:
-        self.refresh()
+        self.request_redraw()
 
     def watch_show_ema(self) -> None:
-        self.refresh()
+        self.request_redraw()
 
     def configure(self, plt: Plot) -> bool:
         if self.log_scale and self._all_positive():

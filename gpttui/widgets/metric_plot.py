@@ -82,6 +82,10 @@ class MetricPlot(PlotextPlot):
         self.hint = ""
         """Text after the title, such as the grid's paging hint; set it with `set_hint`."""
         self._drawn_key: tuple[object, ...] | None = None
+        self._cached: tuple[tuple[object, ...], RenderResult] | None = None
+        self._redraw_due = True
+        self.last_redraw = float("-inf")
+        """Clock time of the last requested redraw, set by the dashboard's redraw scheduler."""
 
     def visible_lines(self) -> list[PlotLine]:
         """Return the lines to draw now; subclasses hide some of them."""
@@ -95,16 +99,32 @@ class MetricPlot(PlotextPlot):
         """Show `hint` after the title, repainting only when it changed."""
         if hint != self.hint:
             self.hint = hint
-            self.refresh()
+            self.request_redraw()
+
+    def has_changes(self) -> bool:
+        """Return whether data or options changed since the picture was drawn."""
+        return self.plot_key() != self._drawn_key
 
     def redraw_if_changed(self) -> bool:
         """Schedule a repaint when data or options changed since the last one; return whether it did."""
-        if self.plot_key() == self._drawn_key:
+        if not self.has_changes():
             return False
-        self.refresh()
+        self.request_redraw()
         return True
 
+    def request_redraw(self) -> None:
+        """Rebuild the figure at the next repaint instead of reusing the cached one."""
+        self._redraw_due = True
+        self.refresh()
+
     def render(self) -> RenderResult:
+        # Textual also repaints on its own, for example when the Dashboard tab is shown
+        # again. Rebuilding every figure then would block key handling for a few hundred
+        # ms, so only a requested redraw or a new size or theme rebuilds the figure.
+        view_key = (self.size, self.app.theme)
+        if not self._redraw_due and self._cached is not None and self._cached[0] == view_key:
+            return self._cached[1]
+        self._redraw_due = False
         self._drawn_key = self.plot_key()
         plt = self.plt
         plt.clear_figure()
@@ -114,7 +134,9 @@ class MetricPlot(PlotextPlot):
         if ranges is not None:
             self._set_ticks(plt, *ranges, log_y=log_y)
         theme = self._get_plotext_theme_name(self.app.theme)  # textual-plotext's "auto" theme naming
-        return figure_to_text(plt, self.size.width, self.size.height, theme)
+        text = figure_to_text(plt, self.size.width, self.size.height, theme)
+        self._cached = (view_key, text)
+        return text
 
     def _draw_lines(self, plt: Plot) -> tuple[tuple[float, float], tuple[float, float]] | None:
         """Draw the non-empty visible lines; return the (x, y) ranges they span, or None if none."""
