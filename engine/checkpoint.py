@@ -1,6 +1,6 @@
 """Atomic checkpoint writes and safe, nanoGPT-compatible loads.
 
-A checkpoint holds nanoGPT's keys (model, optimizer, model_args, iter_num,
+A checkpoint contains nanoGPT's keys (model, optimizer, model_args, iter_num,
 best_val_loss, config) so either project resumes the other's files, plus what
 an exact resume needs here: RNG states, the batch samplers' positions and the
 GradScaler. Loads always use weights_only=True, so a checkpoint cannot run code.

@@ -72,7 +72,7 @@ class DataConfig:
     tiktoken_file: str = ""
     """Local GPT-2 rank file for offline boxes; empty uses $GPTTUI_TIKTOKEN_FILE or tiktoken's cache."""
     cache_dir: str = ""
-    """Where text files are prepared on first use; empty means ~/.cache/gpttui."""
+    """Folder for text files prepared on first use; empty means ~/.cache/gpttui."""
     val_fraction: float = 0.1
 
     def __post_init__(self) -> None:

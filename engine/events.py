@@ -145,7 +145,7 @@ class ProfileCaptured:
     """(phase, milliseconds) for data, forward, backward, optimizer and other."""
     peak_memory_bytes: int | None
     time_column: str
-    """Which time the rows are sorted by: "self CPU" or "self CUDA"."""
+    """Time column the rows are sorted by: "self CPU" or "self CUDA"."""
     partial: bool = False
     time: float = field(default_factory=_now)
 

@@ -19,6 +19,7 @@ def run_bench(config: Config, run_dir: Path) -> int:
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, max_iters=total))
     host = ThreadHost(config, run_dir=run_dir, bench=True)
     host.start()
+
     started: RunStarted | None = None
     timed: list[StepMetrics] = []
     finished: RunFinished | None = None
@@ -34,6 +35,7 @@ def run_bench(config: Config, run_dir: Path) -> int:
             elif isinstance(event, RunFinished):
                 finished = event
         host.close(timeout=0.05)
+
     if finished.reason == "failed":
         print(f"gpttui: error: {finished.error}", file=sys.stderr)
         return 1

@@ -1,6 +1,6 @@
 """Command-line entry point: `gpttui run | bench | prepare`.
 
-Nothing heavy is imported at module level, so `gpttui --help` answers without
+Nothing heavy is imported at module level, so `gpttui --help` returns without
 loading torch or textual.
 """
 
