@@ -79,6 +79,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, pickle.UnpicklingError):
+            # torch's message goes on to suggest weights_only=False, which would run the file's code.
+            first_line = "it contains data other than tensors and plain values"
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated ({first_line}); resume from an earlier checkpoint"
         ) from exc

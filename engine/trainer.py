@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -89,6 +90,7 @@ class Trainer:
         self._last_loss_finite = True
         self._last_saved_step: int | None = None
         self._last_eval_step: int | None = None
+        self._created_run_dir = False
         self.profiler: ProfilerController | None = None
         self.inspector: ParameterWatcher | None = None
 
@@ -130,10 +132,14 @@ class Trainer:
         if self._metrics_log is not None:
             self._metrics_log.close()
             self._metrics_log = None
+        if reason == "failed" and self._created_run_dir and self.run is None:
+            # Bad input stopped the run before it built anything worth keeping.
+            shutil.rmtree(self.run_dir, ignore_errors=True)
         return reason
 
     def setup(self) -> None:
         """Build data, model and optimizer, load a checkpoint, and announce the run."""
+        self._created_run_dir = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._metrics_log = MetricsLog(self.run_dir / "metrics.jsonl")
         # Set-up messages wait until RunStarted, which consumers expect as the first event.

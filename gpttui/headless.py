@@ -110,10 +110,11 @@ def _started_lines(event: RunStarted) -> str:
     peak = "unknown" if event.peak_flops is None else f"{event.peak_flops / 1e12:.2f} TFLOP/s"
     return "\n".join([
         f"run {event.run_id} in {event.run_dir}",
-        f"device {event.device_name} ({event.device}), dtype {event.dtype}",
+        f"device {event.device_name}, dtype {event.dtype}",
         f"parameters {format_count(event.n_params)} ({format_count(event.n_params_non_embedding)} non-embedding), "
         f"{event.tokens_per_step:,} tokens per step",
-        f"MFU = {event.flops_formula}; peak {peak} from {event.peak_flops_source}",
+        f"MFU: {event.flops_formula}",
+        f"MFU peak: {peak} from {event.peak_flops_source}",
         f"steps {event.start_step} -> {event.max_iters}",
     ])
 

@@ -92,3 +92,12 @@ def test_output_dir_under_file_rejected(tmp_path: Path) -> None:
 def test_output_dir_too_little_space(tmp_path: Path) -> None:
     with pytest.raises(ckpt.CheckpointError, match="MiB free but a checkpoint needs about"):
         ckpt.check_output_dir(tmp_path / "run", min_free_bytes=1 << 62)
+
+
+def test_rejected_pickle_message_gives_no_unsafe_advice(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model": {}, "payload": print}, path)
+    with pytest.raises(ckpt.CheckpointError) as info:
+        ckpt.load_checkpoint(path)
+    assert "weights_only" not in str(info.value)
+    assert "it contains data other than tensors and plain values" in str(info.value)

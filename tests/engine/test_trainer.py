@@ -239,3 +239,13 @@ def test_data_without_train_bin_fails(tiny_config: Callable[..., Config], tmp_pa
     events = run_trainer(tiny_config(f'data.path="{empty}"'), tmp_path / "run")
     assert events[-1].reason == "failed"
     assert "has no train.bin" in events[-1].error
+    assert not (tmp_path / "run").exists()
+
+
+def test_failed_setup_keeps_existing_dir(tiny_config: Callable[..., Config], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("mine")
+    events = run_trainer(tiny_config(f'data.path="{tmp_path / "missing.txt"}"'), run_dir)
+    assert events[-1].reason == "failed"
+    assert (run_dir / "notes.txt").read_text() == "mine"
