@@ -59,7 +59,7 @@ class Trainer:
     Args:
         config: the resolved run configuration.
         events: where events go; the UI or headless reporter drains it.
-        commands: read between steps; None means the run cannot be steered.
+        commands: read between steps; None creates a queue that only this Trainer sees.
         run_dir: the run directory; metrics.jsonl, config.toml and ckpt.pt go here.
         resume: a checkpoint to continue from.
         bench: measure speed only: no evaluation, samples or checkpoints.
@@ -113,7 +113,7 @@ class Trainer:
     # --- lifecycle ----------------------------------------------------------
 
     def run_to_end(self) -> FinishReason:
-        """Set up, train and close; never raises, and always emits RunFinished last."""
+        """Set up, train and close, turning exceptions from the run into a failed RunFinished, the last event."""
         reason: FinishReason = "completed"
         error: str | None = None
         try:
