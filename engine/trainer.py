@@ -59,7 +59,7 @@ class Trainer:
     Args:
         config: the resolved run configuration.
         events: where events go; the UI or headless reporter drains it.
-        commands: read between steps; None creates a queue that only this Trainer sees.
+        commands: read between steps; None creates a queue that only this Trainer reads.
         run_dir: the run directory; metrics.jsonl, config.toml and ckpt.pt go here.
         resume: a checkpoint to continue from.
         bench: measure speed only: no evaluation, samples or checkpoints.

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from textual.pilot import Pilot
+from pilot_helpers import wait_for
 
 from engine.config import Config
 from gpttui.app import GptTuiApp
@@ -22,15 +21,6 @@ def make_engine_app(config: Config, run_dir: Path) -> tuple[GptTuiApp, EngineHos
     app = GptTuiApp(host, config=config, run_name="tiny", poll_interval=0.05, redraw_interval=0.2,
                     plot_interval=0.5, stop_timeout=60.0)
     return app, host
-
-
-async def wait_for(pilot: Pilot, condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Let the app run until `condition` holds; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await pilot.pause(0.05)
 
 
 async def test_space_pauses_real_engine(tiny_config: Callable[..., Config], tmp_path: Path) -> None:

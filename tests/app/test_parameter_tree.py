@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from textual.app import App, ComposeResult
+from pilot_helpers import wait_for
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
@@ -80,14 +80,6 @@ class InspectorApp(App[None]):
         self.host.send(command)  # type: ignore[arg-type]
 
 
-async def wait_until(pilot: Pilot, condition: Callable[[], bool], description: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {description}")
-        await pilot.pause(0.05)
-
-
 async def move_to(pilot: Pilot, inspector: ParameterInspector, key: str) -> None:
     """Press down until the row `key` is selected."""
     for _ in range(len(inspector.lines)):
@@ -109,12 +101,12 @@ async def set_running(pilot: Pilot, app: InspectorApp, running: bool) -> None:
     """
     app.host.send(Resume() if running else Pause())
     expected_state = "running" if running else "paused"
-    await wait_until(pilot, lambda: app.state == expected_state, f"the engine to report {expected_state}")
+    await wait_for(pilot, lambda: app.state == expected_state, f"the engine to report {expected_state}")
 
 
 async def wait_for_first_snapshot(pilot: Pilot, app: InspectorApp) -> ParameterInspector:
     inspector = app.inspector
-    await wait_until(pilot, lambda: inspector.snapshot is not None, "the first snapshot")
+    await wait_for(pilot, lambda: inspector.snapshot is not None, "the first snapshot")
     await set_running(pilot, app, False)
     return inspector
 
@@ -163,7 +155,7 @@ async def test_expansion_survives_refresh(started: tuple[InspectorApp, Pilot, Pa
     assert before is not None
 
     await set_running(pilot, app, True)
-    await wait_until(pilot, lambda: inspector.snapshot is not None and inspector.snapshot.step > before.step,
+    await wait_for(pilot, lambda: inspector.snapshot is not None and inspector.snapshot.step > before.step,
                      "a periodic snapshot")
 
     assert "m:transformer.h.0.attn" in keys(inspector)
@@ -218,7 +210,7 @@ async def test_freeze_block_lowers_trainable(started: tuple[InspectorApp, Pilot,
     await pilot.press("f")
     assert SetRequiresGrad("transformer.h.0", False) in app.sent
 
-    await wait_until(pilot, lambda: inspector.snapshot is not None
+    await wait_for(pilot, lambda: inspector.snapshot is not None
                      and inspector.snapshot.trainable_params == total - BLOCK_NUMEL, "the engine to confirm the freeze")
     assert f"trainable {total - BLOCK_NUMEL:,}" in str(totals.render())
     assert f"frozen {BLOCK_NUMEL:,}" in str(totals.render())
@@ -228,7 +220,7 @@ async def test_freeze_block_lowers_trainable(started: tuple[InspectorApp, Pilot,
 
     await pilot.press("f")
     assert SetRequiresGrad("transformer.h.0", True) in app.sent
-    await wait_until(pilot, lambda: inspector.snapshot is not None and inspector.snapshot.trainable_params == total,
+    await wait_for(pilot, lambda: inspector.snapshot is not None and inspector.snapshot.trainable_params == total,
                      "the engine to confirm the unfreeze")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -10,7 +9,7 @@ from typing import ClassVar
 from rich.console import Console
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.pilot import Pilot
+from pilot_helpers import wait_for
 from textual.widgets import DataTable, OptionList, Static
 
 from engine.config import Config
@@ -66,15 +65,6 @@ class ProfilerApp(App[None]):
     def action_profile(self) -> None:
         assert self.host is not None
         self.host.send(CaptureProfile())
-
-
-async def wait_for(pilot: Pilot, condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Let the app run until `condition` holds, and fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def static_text(app: App[None], selector: str) -> str:
